@@ -116,7 +116,7 @@ func (l *LSN) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// ScanText lets pgx scan a pg_lsn (text format) into an LSN.
+// Scan implements sql.Scanner (database/sql and pgx's fallback).
 func (l *LSN) Scan(src any) error {
 	switch v := src.(type) {
 	case nil:
@@ -139,7 +139,9 @@ func (l *LSN) Scan(src any) error {
 func (l LSN) Value() (driver.Value, error) { return l.String(), nil }
 
 // TextValue lets pgx encode an LSN for a pg_lsn parameter.
-func (l LSN) TextValue() (pgtype.Text, error) { return pgtype.Text{String: l.String(), Valid: true}, nil }
+func (l LSN) TextValue() (pgtype.Text, error) {
+	return pgtype.Text{String: l.String(), Valid: true}, nil
+}
 
 // ScanText lets pgx decode a pg_lsn in text format.
 func (l *LSN) ScanText(v pgtype.Text) error {

@@ -107,7 +107,7 @@ func findBinDir() (string, error) {
 	globbed, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	sort.Slice(globbed, func(i, j int) bool { return versionOf(globbed[i]) > versionOf(globbed[j]) })
 	candidates = append(candidates, globbed...)
-	need := []string{"initdb", "pg_ctl", "postgres", "pg_basebackup", "pg_resetwal", "pg_controldata"}
+	need := []string{"initdb", "pg_ctl", "postgres", "pg_basebackup", "pg_resetwal", "pg_controldata", "pgbench"}
 	for _, d := range candidates {
 		ok := true
 		for _, b := range need {
@@ -477,4 +477,10 @@ func execCommand(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	cmd.Dir = "/"
 	return cmd
+}
+
+// Pgbench runs pgbench against database db of the cluster (over its socket).
+func (c *Cluster) Pgbench(ctx context.Context, db string, args ...string) ([]byte, error) {
+	full := append([]string{"-h", c.SocketDir(), "-p", strconv.Itoa(c.Port), "-U", Superuser}, args...)
+	return run(ctx, "pgbench", append(full, db)...)
 }
