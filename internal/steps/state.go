@@ -45,6 +45,14 @@ type State struct {
 	Lag             *LagResult         `json:"lag,omitempty"`
 	Validation      *ValidationResult  `json:"validation,omitempty"`
 	Error           *CaughtError       `json:"error,omitempty"`
+	// Added: what later states read.
+	Report        *Report         `json:"report,omitempty"`
+	Rollback      *RollbackResult `json:"rollback,omitempty"`
+	RollbackError *CaughtError    `json:"rollbackError,omitempty"` // set by Rollback's Catch
+	Teardown      *RollbackResult `json:"teardown,omitempty"`
+	// ExecutionID, when the state machine passes $$.Execution.Id, labels
+	// every log line; never part of the user's input.
+	ExecutionID string `json:"executionId,omitempty"`
 }
 
 // CaughtError is what a Catch with ResultPath "$.error" stores.
@@ -57,17 +65,17 @@ type CaughtError struct {
 // its Wait reads WaitSeconds (SecondsPath), which the poll handler computes
 // with capped backoff, so Step Functions owns the waiting.
 type Poll struct {
-	ID          string   `json:"id"`                    // snapshot, cluster or instance identifier
-	ARN         string   `json:"arn,omitempty"`         // its ARN once known
-	IDs         []string `json:"ids,omitempty"`         // several instances (writer first, then readers)
-	Status      string   `json:"status"`                // as AWS reports it
-	Ready       bool     `json:"ready"`                 // the Choice's condition
-	WaitSeconds int      `json:"waitSeconds"`           // the next Wait's duration
-	Attempt     int      `json:"attempt"`               // polls so far
-	StartedAt   string   `json:"startedAt,omitempty"`   // RFC 3339, when the create call was made
-	Percent     int      `json:"percent,omitempty"`     // progress AWS reported, when it does
-	Endpoint    string   `json:"endpoint,omitempty"`    // host name once available
-	Port        int      `json:"port,omitempty"`        // port once available
-	Created     bool     `json:"created"`               // this migration created it (vs. found it)
+	ID          string   `json:"id"`                  // snapshot, cluster or instance identifier
+	ARN         string   `json:"arn,omitempty"`       // its ARN once known
+	IDs         []string `json:"ids,omitempty"`       // several instances (writer first, then readers)
+	Status      string   `json:"status"`              // as AWS reports it
+	Ready       bool     `json:"ready"`               // the Choice's condition
+	WaitSeconds int      `json:"waitSeconds"`         // the next Wait's duration
+	Attempt     int      `json:"attempt"`             // polls so far
+	StartedAt   string   `json:"startedAt,omitempty"` // RFC 3339, when the create call was made
+	Percent     int      `json:"percent,omitempty"`   // progress AWS reported, when it does
+	Endpoint    string   `json:"endpoint,omitempty"`  // host name once available
+	Port        int      `json:"port,omitempty"`      // port once available
+	Created     bool     `json:"created"`             // this migration created it (vs. found it)
 	EngineVer   string   `json:"engineVersion,omitempty"`
 }

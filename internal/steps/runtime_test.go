@@ -1,0 +1,5 @@
+package steps
+
+import "runtime"
+
+var runtimeCaller = runtime.Caller
