@@ -33,8 +33,8 @@ func TableDigest(ctx context.Context, conn *pgx.Conn, t Table) (Digest, error) {
 	return d, nil
 }
 
-// SourceDigest computes a table's digest on the source and the WAL position
-// after the snapshot it read: every commit it saw ends before that position.
+// SourceDigest computes a table's digest on the source and a WAL position at
+// the snapshot it read: every commit it saw ends at or before that position.
 func SourceDigest(ctx context.Context, conn *pgx.Conn, t Table) (Digest, lsn.LSN, error) {
 	var d Digest
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
@@ -42,12 +42,14 @@ func SourceDigest(ctx context.Context, conn *pgx.Conn, t Table) (Digest, lsn.LSN
 		return d, 0, err
 	}
 	defer tx.Rollback(ctx)
+	// The first statement takes the snapshot; the insert position read by it
+	// is at or after the commit record of every transaction the snapshot sees.
+	var pos string
+	if err := tx.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&pos); err != nil {
+		return d, 0, err
+	}
 	if err := tx.QueryRow(ctx, digestSQL(t)).Scan(&d.Rows, &d.Hash); err != nil {
 		return d, 0, fmt.Errorf("digest %s: %w", t, err)
-	}
-	var pos string
-	if err := tx.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&pos); err != nil {
-		return d, 0, err
 	}
 	at, err := lsn.Parse(pos)
 	return d, at, err

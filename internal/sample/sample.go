@@ -79,9 +79,32 @@ type Writer struct {
 	errs   []string
 }
 
-// StartWriter starts workers goroutines, each on its own connection to dsn.
-// Pause is the sleep between transactions of one worker.
-func StartWriter(ctx context.Context, dsn string, workers int, pause time.Duration) (*Writer, error) {
+// WriterOptions shape the load.
+type WriterOptions struct {
+	Workers int           // concurrent connections (default 2)
+	Pause   time.Duration // sleep between one worker's transactions
+	// Burst and Quiet, when both set, make the load come in waves: Burst of
+	// writing, then Quiet with none, like an application's traffic. A
+	// comparison can only call a table equal while it holds still.
+	Burst, Quiet time.Duration
+}
+
+// StartWriter starts the workers, each on its own connection to dsn.
+func StartWriter(ctx context.Context, dsn string, o WriterOptions) (*Writer, error) {
+	workers, pause := o.Workers, o.Pause
+	if workers <= 0 {
+		workers = 2
+	}
+	quiet := func(now time.Time) time.Duration { return 0 }
+	if o.Burst > 0 && o.Quiet > 0 {
+		epoch, period := time.Now(), o.Burst+o.Quiet
+		quiet = func(now time.Time) time.Duration {
+			if in := now.Sub(epoch) % period; in >= o.Burst {
+				return period - in
+			}
+			return 0
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	w := &Writer{cancel: cancel}
 	conns := make([]*pgx.Conn, workers)
@@ -103,6 +126,14 @@ func StartWriter(ctx context.Context, dsn string, workers int, pause time.Durati
 			defer c.Close(context.Background())
 			rng := rand.New(rand.NewPCG(uint64(id)+1, uint64(time.Now().UnixNano())))
 			for ctx.Err() == nil {
+				if d := quiet(time.Now()); d > 0 {
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(d):
+					}
+					continue
+				}
 				err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error { return oneTransaction(ctx, tx, rng) })
 				switch {
 				case err == nil:

@@ -99,7 +99,7 @@ func TestEngineProof(t *testing.T) {
 	p.step("preflight: PostgreSQL %d, wal_level %s, %d tables in scope, %d warning(s)", pre.ServerVersion, pre.WALLevel, len(pre.Tables), len(pre.Warnings))
 
 	// ---- a live writer for the whole procedure
-	writer := must(sample.StartWriter(ctx, src.DSN(db), 2, 2*time.Millisecond))
+	writer := must(sample.StartWriter(ctx, src.DSN(db), sample.WriterOptions{Workers: 2, Pause: 2 * time.Millisecond}))
 	writerStopped := false
 	defer func() {
 		if !writerStopped {
