@@ -41,9 +41,36 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
+REHEARSE_BIN := .rehearsal/bin/rehearse
+
 .PHONY: rehearse
-rehearse: ## the main job: a full local rehearsal of the migration on real PostgreSQL
+rehearse: node_modules ## the main job: the whole workflow end to end on local PostgreSQL (MODE=subscription|dms, SOURCE_DSN=, KEEP=1)
+	@mkdir -p .rehearsal/bin
 	$(GO) test -count=1 -v -run '^TestEngineProof$$' ./test/proof
+
+.PHONY: rehearse-down
+rehearse-down: ## stop a kept (KEEP=1) or killed rehearsal and remove everything it made
+	@mkdir -p .rehearsal/bin
+	$(GO) build -o $(REHEARSE_BIN) ./test/rehearse
+	$(REHEARSE_BIN) down
+
+.PHONY: proof
+proof: ## the engine proof alone: seeded replication on real PostgreSQL, with the negative proofs
+	$(GO) test -count=1 -v -run '^TestEngineProof$$' ./test/proof
+
+CDK := npx --no-install cdk
+CDK_FLAGS := --no-notices
+
+.PHONY: synth
+synth: node_modules build ## print the CloudFormation template, offline (stubs stand in for Lambdas not built)
+	$(CDK) synth $(CDK_FLAGS) -c stubMissingCode=true $(CDK_ARGS)
+
+.PHONY: deploy
+deploy: node_modules build ## build every Lambda, copy the RDS CA bundle into dist/*, cdk deploy (CDK_ARGS=-c key=value …)
+	@bundle="$${CA_BUNDLE:-rds-ca-bundle.pem}"; \
+	  test -f "$$bundle" || { echo "deploy: the RDS CA bundle $$bundle is missing: download it (see docs/deploy.md) or set CA_BUNDLE=path"; exit 1; }; \
+	  for d in dist/*/; do cp "$$bundle" "$$d/rds-ca-bundle.pem"; done
+	$(CDK) deploy $(CDK_FLAGS) $(CDK_ARGS)
 
 .PHONY: bench
 bench: ## benchmarks; results written to docs/
