@@ -109,10 +109,11 @@ type Plan struct {
 	Mode        string `json:"mode"`
 	Plugin      string `json:"plugin"` // pgoutput (subscription) | test_decoding (dms)
 	// Upgrade tells the ASL to run UpgradeAuroraCluster.
-	Upgrade       bool   `json:"upgrade"`
-	EngineVersion string `json:"engineVersion,omitempty"`
-	Names         Names  `json:"names"`
-	ValidatedAt   string `json:"validatedAt"`
+	Upgrade       bool     `json:"upgrade"`
+	EngineVersion string   `json:"engineVersion,omitempty"`
+	Names         Names    `json:"names"`
+	ValidatedAt   string   `json:"validatedAt"`
+	Warnings      []string `json:"warnings,omitempty"`
 }
 
 // PreflightResult is Preflight's result ($.preflight).
