@@ -46,7 +46,8 @@ REHEARSE_BIN := .rehearsal/bin/rehearse
 .PHONY: rehearse
 rehearse: node_modules ## the main job: the whole workflow end to end on local PostgreSQL (MODE=subscription|dms, SOURCE_DSN=, KEEP=1)
 	@mkdir -p .rehearsal/bin
-	$(GO) test -count=1 -v -run '^TestEngineProof$$' ./test/proof
+	$(GO) build -o $(REHEARSE_BIN) ./test/rehearse
+	$(REHEARSE_BIN) run
 
 .PHONY: rehearse-down
 rehearse-down: ## stop a kept (KEEP=1) or killed rehearsal and remove everything it made

@@ -1,6 +1,7 @@
 package pgops
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strings"
@@ -93,4 +94,21 @@ func (s Scope) Validate() error {
 		}
 	}
 	return nil
+}
+
+// LeafPartitions lists the leaf partitions of a partitioned table (none for
+// a plain table). Changes to a partitioned table are decoded under its leaf
+// partitions' names, so a consumer that selects tables by name (a DMS task's
+// table mappings) must list them too.
+func LeafPartitions(ctx context.Context, conn *pgx.Conn, t Table) ([]Table, error) {
+	rows, err := conn.Query(ctx, `SELECT n.nspname::text, c.relname::text
+		FROM pg_partition_tree(to_regclass($1)) p JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE p.isleaf AND p.relid <> to_regclass($1) ORDER BY 1, 2`, t.Sanitize())
+	if err != nil {
+		return nil, fmt.Errorf("partitions of %s: %w", t, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Table, error) {
+		var p Table
+		return p, r.Scan(&p.Schema, &p.Name)
+	})
 }

@@ -68,6 +68,21 @@ func TestOperations(t *testing.T) {
 		}
 	})
 
+	t.Run("leaf partitions", func(t *testing.T) {
+		exec(t, conn, `CREATE TABLE m (id int, ts date, PRIMARY KEY (id, ts)) PARTITION BY RANGE (ts);
+			CREATE TABLE m_a PARTITION OF m FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+			CREATE TABLE m_b PARTITION OF m FOR VALUES FROM ('2025-01-01') TO ('2026-01-01') PARTITION BY RANGE (ts);
+			CREATE TABLE m_b1 PARTITION OF m_b FOR VALUES FROM ('2025-01-01') TO ('2025-07-01')`)
+		parts, err := LeafPartitions(ctx, conn, Table{"public", "m"})
+		if err != nil || len(parts) != 2 || parts[0].Name != "m_a" || parts[1].Name != "m_b1" {
+			t.Fatalf("leaf partitions of m: %v %v", parts, err)
+		}
+		if parts, err := LeafPartitions(ctx, conn, Table{"public", "keyed"}); err != nil || len(parts) != 0 {
+			t.Fatalf("plain table: %v %v", parts, err)
+		}
+		exec(t, conn, `DROP TABLE m`)
+	})
+
 	t.Run("preflight subscription path", func(t *testing.T) {
 		r, err := Preflight(ctx, conn, PreflightOptions{Scope: Scope{Tables: []string{"public.keyed", "public.keyless", "public.keyless_full", "public.v", "public.scratch", "public.nope"}}})
 		if err != nil {

@@ -1,6 +1,8 @@
 package steps
 
 import (
+	"github.com/seedrepl/seedrepl/internal/pgops"
+
 	"context"
 	"errors"
 	"log/slog"
@@ -81,6 +83,9 @@ type Config struct {
 	DMSSecretsRoleARN string
 	// ConnectTimeout for database connections (default 15 s).
 	ConnectTimeout time.Duration
+	// PollTimeout: a resource (or the lag) not ready after this long fails
+	// the run (SEEDREPL_POLL_TIMEOUT, a Go duration; default 24h).
+	PollTimeout time.Duration
 }
 
 // ConfigFromEnv reads SEEDREPL_SSLMODE, SEEDREPL_SSLROOTCERT,
@@ -94,6 +99,10 @@ func ConfigFromEnv() Config {
 	}
 	if c.SSLMode == "" {
 		c.SSLMode = "verify-full"
+	}
+	c.PollTimeout = 24 * time.Hour
+	if d, err := time.ParseDuration(os.Getenv("SEEDREPL_POLL_TIMEOUT")); err == nil && d > 0 {
+		c.PollTimeout = d
 	}
 	return c
 }
@@ -109,6 +118,9 @@ type Steps struct {
 	Log     *slog.Logger
 	// Now is the clock (tests set it).
 	Now func() time.Time
+	// Partitions lists the leaf partitions of the scope's tables on the
+	// source; nil means read them there (tests without a source set it).
+	Partitions func(context.Context, Input) ([]pgops.Table, error)
 }
 
 func (s *Steps) now() time.Time {

@@ -13,6 +13,7 @@ import (
 	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 
 	"github.com/seedrepl/seedrepl/internal/lsn"
+	"github.com/seedrepl/seedrepl/internal/pgops"
 	"github.com/seedrepl/seedrepl/internal/sferr"
 )
 
@@ -216,6 +217,9 @@ func TestConfigureDMSIsIdempotent(t *testing.T) {
 		Endpoint: aws.String("aurora.local"), Port: aws.Int32(5432), TagList: rdsTags(in.MigrationID)}
 	c.mu.Unlock()
 	s := c.steps()
+	s.Partitions = func(context.Context, Input) ([]pgops.Table, error) {
+		return []pgops.Table{{Schema: "public", Name: "ledger_2025"}}, nil
+	}
 	seed := lsn.MustParse("4AF/B00000D0")
 	st := State{Input: in, Seed: &SeedResult{LSN: seed}, Proof: &ProofResult{Proved: true}}
 
@@ -258,7 +262,8 @@ func TestConfigureDMSIsIdempotent(t *testing.T) {
 		} `json:"rules"`
 	}
 	_ = json.Unmarshal([]byte(aws.ToString(task.TableMappings)), &m)
-	if len(m.Rules) != 3 || m.Rules[2].Locator["schema-name"] != "audit" || m.Rules[2].Locator["table-name"] != "events" {
+	if len(m.Rules) != 4 || m.Rules[2].Locator["schema-name"] != "audit" || m.Rules[2].Locator["table-name"] != "events" ||
+		m.Rules[3].Locator["table-name"] != "ledger_2025" {
 		t.Errorf("table mappings %s", aws.ToString(task.TableMappings))
 	}
 	ps := src.PostgreSQLSettings

@@ -1,6 +1,8 @@
 package steps
 
 import (
+	"github.com/seedrepl/seedrepl/internal/sferr"
+
 	"math"
 	"time"
 )
@@ -88,8 +90,10 @@ func clampWait(w float64) int {
 }
 
 // nextPoll fills a Poll's Attempt and WaitSeconds from the previous result
-// and what AWS reported now.
-func (s *Steps) nextPoll(prev *Poll, cur *Poll, created time.Time) {
+// and what AWS reported now. A resource still not ready after
+// Config.PollTimeout is a failure (the state machine has no loop limit of
+// its own): ResourceFailed, so the run rolls back instead of waiting forever.
+func (s *Steps) nextPoll(prev *Poll, cur *Poll, created time.Time) error {
 	attempt := 0
 	started := ""
 	createdFlag := false
@@ -108,15 +112,28 @@ func (s *Steps) nextPoll(prev *Poll, cur *Poll, created time.Time) {
 	cur.Created = cur.Created || createdFlag
 	if cur.Ready {
 		cur.WaitSeconds = 0
-		return
+		return nil
 	}
 	var elapsed time.Duration
 	if t, err := time.Parse(time.RFC3339, cur.StartedAt); err == nil {
 		elapsed = s.now().Sub(t)
+	}
+	if err := s.pollExpired(cur.ID, cur.Status, elapsed); err != nil {
+		return err
 	}
 	pct := -1
 	if cur.Percent > 0 {
 		pct = cur.Percent
 	}
 	cur.WaitSeconds = NextWait(cur.Attempt, elapsed, pct)
+	return nil
+}
+
+// pollExpired fails a poll that has waited longer than Config.PollTimeout.
+func (s *Steps) pollExpired(id, status string, elapsed time.Duration) error {
+	if s.Config.PollTimeout > 0 && elapsed > s.Config.PollTimeout {
+		return sferr.ResourceFailedf("%s is still %q after %s (SEEDREPL_POLL_TIMEOUT %s): giving up and rolling back",
+			id, status, elapsed.Round(time.Second), s.Config.PollTimeout)
+	}
+	return nil
 }

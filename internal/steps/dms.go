@@ -72,8 +72,11 @@ func (s *Steps) describeTask(ctx context.Context, id string) (*dmstypes.Replicat
 	return nil, nil
 }
 
-// TableMappings is the DMS selection rules for the scope.
-func TableMappings(scope pgops.Scope) (string, error) {
+// TableMappings is the DMS selection rules for the scope. partitions are
+// the leaf partitions of the scope's partitioned tables: test_decoding
+// reports their changes under the partitions' names, so a rule naming only
+// the parent would drop them all.
+func TableMappings(scope pgops.Scope, partitions []pgops.Table) (string, error) {
 	type locator struct {
 		Schema string `json:"schema-name"`
 		Table  string `json:"table-name"`
@@ -96,6 +99,9 @@ func TableMappings(scope pgops.Scope) (string, error) {
 			return "", sferr.NewInvalidInput(err)
 		}
 		add(tb.Schema, tb.Name)
+	}
+	for _, p := range partitions {
+		add(p.Schema, p.Name)
 	}
 	for _, sc := range scope.Schemas {
 		add(sc, "%")
@@ -173,7 +179,7 @@ func (s *Steps) ConfigureDMS(ctx context.Context, st State) (*ReplicationResult,
 			EndpointType:       dmstypes.ReplicationEndpointTypeValueSource,
 			EngineName:         aws.String("postgres"),
 			DatabaseName:       aws.String(in.Source.Database),
-			SslMode:            dmstypes.DmsSslModeValueRequire,
+			SslMode:            dmsSSLMode(in.DMS),
 			PostgreSQLSettings: &dmstypes.PostgreSQLSettings{
 				SlotName:                    aws.String(n.Slot),
 				PluginName:                  dmstypes.PluginNameValueTestDecoding,
@@ -220,7 +226,7 @@ func (s *Steps) ConfigureDMS(ctx context.Context, st State) (*ReplicationResult,
 			DatabaseName:       aws.String(in.Source.Database),
 			Username:           aws.String(sec.Username),
 			Password:           aws.String(sec.Password),
-			SslMode:            dmstypes.DmsSslModeValueRequire,
+			SslMode:            dmsSSLMode(in.DMS),
 			Tags:               dmsTags(in.MigrationID),
 		})
 		if err != nil && !isCode(err, codeDMSExists) {
@@ -247,7 +253,15 @@ func (s *Steps) ConfigureDMS(ctx context.Context, st State) (*ReplicationResult,
 		return nil, err
 	}
 	if task == nil {
-		mappings, err := TableMappings(in.Scope)
+		list := s.scopePartitions
+		if s.Partitions != nil {
+			list = s.Partitions
+		}
+		partitions, err := list(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		mappings, err := TableMappings(in.Scope, partitions)
 		if err != nil {
 			return nil, err
 		}
@@ -339,8 +353,44 @@ func (s *Steps) PollDMSTask(ctx context.Context, st State) (*ReplicationResult, 
 		if t, err := time.Parse(time.RFC3339, res.StartedAt); err == nil {
 			elapsed = s.now().Sub(t)
 		}
+		if err := s.pollExpired(n.DMSTask, res.Status, elapsed); err != nil {
+			return nil, err
+		}
 		res.WaitSeconds = NextWait(res.Attempt, elapsed, -1)
 	}
 	log.Info("task polled", "status", res.Status, "ready", res.Ready, "waitSeconds", res.WaitSeconds)
 	return res, nil
+}
+
+// dmsSSLMode is the endpoints' SslMode: the input's, else require.
+func dmsSSLMode(d *DMSInput) dmstypes.DmsSslModeValue {
+	if d != nil && d.SSLMode != "" {
+		return dmstypes.DmsSslModeValue(d.SSLMode)
+	}
+	return dmstypes.DmsSslModeValueRequire
+}
+
+// scopePartitions lists the leaf partitions of the listed tables, read on the source.
+func (s *Steps) scopePartitions(ctx context.Context, in Input) ([]pgops.Table, error) {
+	if len(in.Scope.Tables) == 0 {
+		return nil, nil // a schema rule (%) selects the partitions too
+	}
+	conn, err := s.connectSource(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var out []pgops.Table
+	for _, name := range in.Scope.Tables {
+		t, err := pgops.ParseTable(name)
+		if err != nil {
+			return nil, sferr.NewInvalidInput(err)
+		}
+		parts, err := pgops.LeafPartitions(ctx, conn, t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, parts...)
+	}
+	return out, nil
 }

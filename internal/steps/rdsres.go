@@ -152,7 +152,9 @@ func (s *Steps) PollSnapshot(ctx context.Context, st State) (*Poll, error) {
 	if err := statusCheck("snapshot", n.Snapshot, p.Status); err != nil {
 		return nil, err
 	}
-	s.nextPoll(st.Snapshot, p, aws.ToTime(sn.SnapshotCreateTime))
+	if err := s.nextPoll(st.Snapshot, p, aws.ToTime(sn.SnapshotCreateTime)); err != nil {
+		return nil, err
+	}
 	log.Info("snapshot polled", "status", p.Status, "percent", p.Percent, "ready", p.Ready, "waitSeconds", p.WaitSeconds)
 	return p, nil
 }
@@ -276,7 +278,9 @@ func (s *Steps) pollCluster(ctx context.Context, st State, step, wantVersion str
 			p.Ready = ready
 		}
 	}
-	s.nextPoll(st.Aurora, p, aws.ToTime(c.ClusterCreateTime))
+	if err := s.nextPoll(st.Aurora, p, aws.ToTime(c.ClusterCreateTime)); err != nil {
+		return nil, err
+	}
 	log.Info("cluster polled", "status", p.Status, "percent", p.Percent, "engineVersion", p.EngineVer, "ready", p.Ready, "waitSeconds", p.WaitSeconds)
 	return p, nil
 }
@@ -372,7 +376,9 @@ func (s *Steps) PollAuroraInstances(ctx context.Context, st State) (*Poll, error
 	if ready {
 		p.Status = "available"
 	}
-	s.nextPoll(st.AuroraInstances, p, time.Time{})
+	if err := s.nextPoll(st.AuroraInstances, p, time.Time{}); err != nil {
+		return nil, err
+	}
 	log.Info("instances polled", "ready", ready, "waitSeconds", p.WaitSeconds)
 	return p, nil
 }
@@ -525,7 +531,9 @@ func (s *Steps) PollTempInstance(ctx context.Context, st State) (*Poll, error) {
 	if err := statusCheck("temporary instance", n.TempInstance, p.Status); err != nil {
 		return nil, err
 	}
-	s.nextPoll(st.Temp, p, aws.ToTime(db.InstanceCreateTime))
+	if err := s.nextPoll(st.Temp, p, aws.ToTime(db.InstanceCreateTime)); err != nil {
+		return nil, err
+	}
 	log.Info("temporary instance polled", "status", p.Status, "ready", p.Ready, "waitSeconds", p.WaitSeconds)
 	return p, nil
 }

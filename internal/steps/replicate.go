@@ -174,6 +174,11 @@ func (s *Steps) VerifyLag(ctx context.Context, st State) (*LagResult, error) {
 		}
 	}
 	if !res.Ready {
+		if t, err := time.Parse(time.RFC3339, res.StartedAt); err == nil {
+			if err := s.pollExpired("slot "+n.Slot, fmt.Sprintf("%d bytes behind (active %t)", lag.Bytes, lag.Active), s.now().Sub(t)); err != nil {
+				return nil, err
+			}
+		}
 		res.WaitSeconds = lagWait(st.Lag, res, s.now())
 	}
 	log.Info("lag", "bytes", lag.Bytes, "max", in.Verify.MaxLagBytes, "active", lag.Active, "ready", res.Ready, "waitSeconds", res.WaitSeconds)

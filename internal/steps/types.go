@@ -67,6 +67,8 @@ type DMSInput struct {
 	AllocatedStorageGiB      int      `json:"allocatedStorageGiB,omitempty"`
 	MultiAZ                  bool     `json:"multiAZ,omitempty"`
 	EngineVersion            string   `json:"engineVersion,omitempty"`
+	// SSLMode of both endpoints (require by default).
+	SSLMode string `json:"sslMode,omitempty"`
 }
 
 // VerifyInput: when replication counts as caught up, how to compare.
