@@ -82,7 +82,7 @@ func run(cfg config) (err error) {
 		{"AWS_ENDPOINT_URL_RDS", info.URL}, {"AWS_ENDPOINT_URL_DATABASE_MIGRATION_SERVICE", info.URL},
 		{"AWS_ENDPOINT_URL_SECRETS_MANAGER", info.URL}, {"AWS_ACCESS_KEY_ID", "local"}, {"AWS_SECRET_ACCESS_KEY", "local"},
 		{"AWS_REGION", "us-east-1"}, {"AWS_EC2_METADATA_DISABLED", "true"},
-		{"SEEDREPL_SSLMODE", "disable"}, // local clusters have no TLS; on AWS the default is verify-full
+		{"SEEDREPL_SSLMODE", "disable"},  // local clusters have no TLS; on AWS the default is verify-full
 		{"SEEDREPL_POLL_TIMEOUT", "10m"}, // a local resource that is not ready in 10 minutes is broken
 		{"SEEDREPL_DMS_SECRETS_ROLE_ARN", "arn:aws:iam::000000000000:role/seedrepl-dms-secrets-access"},
 	} {
