@@ -1,9 +1,14 @@
 package main
 
 import (
+	"net/url"
+
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -131,7 +136,11 @@ func run(cfg config) (err error) {
 		}
 	}
 	if cfg.Keep && res.Status == "SUCCEEDED" {
-		rep.Target = &targetInfo{DSN: targetDSN(info, rep.Report), Note: "local throwaway credentials; `make rehearse-down` stops it"}
+		dsn, err := targetDSN(ctx, info, rep.Report)
+		if err != nil {
+			return fmt.Errorf("describe the kept target: %w", err)
+		}
+		rep.Target = &targetInfo{DSN: dsn, Note: "local throwaway credentials; `make rehearse-down` stops it"}
 	}
 	jsonPath, mdPath, err := rep.write(cfg.Dir)
 	if err != nil {
@@ -243,20 +252,31 @@ func buildInput(cfg config, info *daemonInfo, migrationID string) (map[string]an
 	return in, nil
 }
 
-// targetDSN is the kept target's connection string (local credentials).
-func targetDSN(info *daemonInfo, r *steps.Report) string {
-	if r == nil || r.ClusterEndpoint == "" {
-		return ""
+// targetDSN is the kept target's connection string (local credentials): the
+// cluster's endpoint as the local cloud's RDS API describes it.
+func targetDSN(ctx context.Context, info *daemonInfo, r *steps.Report) (string, error) {
+	if r == nil || r.ClusterID == "" {
+		return "", fmt.Errorf("the report names no cluster")
 	}
-	cfg, err := pgx.ParseConfig(info.SourceDSN)
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
-		return ""
+		return "", err
 	}
-	host, port, _ := strings.Cut(r.ClusterEndpoint, ":")
-	if port == "" {
-		port = "5432"
+	out, err := rds.NewFromConfig(awsCfg).DescribeDBClusters(ctx, &rds.DescribeDBClustersInput{DBClusterIdentifier: aws.String(r.ClusterID)})
+	if err != nil {
+		return "", err
 	}
-	return fmt.Sprintf("postgres://%s:%s@%s:%s/%s?sslmode=disable", cfg.User, cfg.Password, host, port, info.SourceDB)
+	if len(out.DBClusters) != 1 {
+		return "", fmt.Errorf("cluster %s not found", r.ClusterID)
+	}
+	c := out.DBClusters[0]
+	src, err := pgx.ParseConfig(info.SourceDSN) // the restore keeps the source's roles
+	if err != nil {
+		return "", err
+	}
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(src.User, src.Password),
+		Host: fmt.Sprintf("%s:%d", aws.ToString(c.Endpoint), aws.ToInt32(c.Port)), Path: "/" + info.SourceDB, RawQuery: "sslmode=disable"}
+	return u.String(), nil
 }
 
 func checkNothingOurs(dsn, migrationID string) error {
