@@ -34,7 +34,8 @@ test: node_modules build ## unit, fuzz-corpus, real-PostgreSQL, engine, CDK and 
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
-	$(GO) test ./internal/lsn -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./internal/lsn -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $${FUZZTIME:-30s}
+	$(GO) test ./test/localcloud -run '^$$' -fuzz '^FuzzParseTestDecoding$$' -fuzztime $${FUZZTIME:-30s}
 
 .PHONY: lint
 lint: ## gofmt and go vet
@@ -74,5 +75,5 @@ deploy: node_modules build ## build every Lambda, copy the RDS CA bundle into di
 	$(CDK) deploy $(CDK_FLAGS) $(CDK_ARGS)
 
 .PHONY: bench
-bench: ## benchmarks; results written to docs/
-	@echo "no benchmarks yet"
+bench: node_modules ## benchmarks (polling schedule, Go benchmarks, Lambda sizes, rehearsal times); results in docs/
+	scripts/bench.sh

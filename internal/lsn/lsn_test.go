@@ -95,3 +95,11 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParse(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		if _, err := Parse("16/B374D848"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
