@@ -159,6 +159,9 @@ var Permissions = map[string]FunctionPermissions{
 		Statement{Sid: "TagOnCreate", Actions: []string{"rds:AddTagsToResource"},
 			Resources: []string{arnCluster}, Conditions: requireManagedTagOnCreate},
 		describeClusters,
+		// The restore needs the snapshot's ARN; when the state lacks it the
+		// handler reads it (read-only) from DescribeDBSnapshots.
+		describeSnapshots,
 	),
 	"PollAuroraCluster": row(describeClusters, describeInstances),
 	"CreateAuroraInstances": row(

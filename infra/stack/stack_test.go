@@ -35,7 +35,7 @@ var issueTable = map[string][]string{
 	"CreatePublicationAndSlot": {"rds:DescribeDBInstances", "secretsmanager:GetSecretValue"},
 	"CreateSnapshot":           {"rds:CreateDBSnapshot", "rds:AddTagsToResource", "rds:DescribeDBSnapshots"},
 	"PollSnapshot":             {"rds:DescribeDBSnapshots"},
-	"RestoreAuroraCluster":     {"rds:RestoreDBClusterFromSnapshot", "rds:AddTagsToResource", "rds:DescribeDBClusters"},
+	"RestoreAuroraCluster":     {"rds:RestoreDBClusterFromSnapshot", "rds:AddTagsToResource", "rds:DescribeDBClusters", "rds:DescribeDBSnapshots"},
 	"PollAuroraCluster":        {"rds:DescribeDBClusters", "rds:DescribeDBInstances"},
 	"PollAuroraUpgrade":        {"rds:DescribeDBClusters", "rds:DescribeDBInstances"},
 	"CreateAuroraInstances":    {"rds:CreateDBInstance", "rds:AddTagsToResource", "rds:DescribeDBInstances"},
