@@ -1,6 +1,8 @@
 package steps
 
 import (
+	"strings"
+
 	"github.com/seedrepl/seedrepl/internal/pgops"
 
 	"context"
@@ -83,6 +85,9 @@ type Config struct {
 	DMSSecretsRoleARN string
 	// ConnectTimeout for database connections (default 15 s).
 	ConnectTimeout time.Duration
+	// AllowedSecretARNs are the secrets the deployment lets the Lambdas
+	// read (SEEDREPL_ALLOWED_SECRET_ARNS, comma-separated); empty: no check.
+	AllowedSecretARNs []string
 	// PollTimeout: a resource (or the lag) not ready after this long fails
 	// the run (SEEDREPL_POLL_TIMEOUT, a Go duration; default 24h).
 	PollTimeout time.Duration
@@ -99,6 +104,11 @@ func ConfigFromEnv() Config {
 	}
 	if c.SSLMode == "" {
 		c.SSLMode = "verify-full"
+	}
+	for _, a := range strings.Split(os.Getenv("SEEDREPL_ALLOWED_SECRET_ARNS"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			c.AllowedSecretARNs = append(c.AllowedSecretARNs, a)
+		}
 	}
 	c.PollTimeout = 24 * time.Hour
 	if d, err := time.ParseDuration(os.Getenv("SEEDREPL_POLL_TIMEOUT")); err == nil && d > 0 {

@@ -1,6 +1,10 @@
 package steps
 
 import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -41,5 +45,27 @@ func TestTableMappingsListPartitions(t *testing.T) {
 		if !strings.Contains(m, want) {
 			t.Errorf("mappings %s lack %s", m, want)
 		}
+	}
+}
+
+// A secret the deployment may not read is refused by ValidateInput, naming the field.
+func TestValidateInputRefusesSecretsNotAllowed(t *testing.T) {
+	raw, err := os.ReadFile("../../examples/subscription.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in Input
+	if err := json.Unmarshal(raw, &in); err != nil {
+		t.Fatal(err)
+	}
+	s := &Steps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Config: Config{AllowedSecretARNs: []string{in.Source.AdminSecretARN}}}
+	_, err = s.ValidateInput(context.Background(), raw)
+	if err == nil || sferr.Name(err) != "InvalidInput" || !strings.Contains(err.Error(), "/source/replicationSecretArn") {
+		t.Fatalf("replication secret outside the allowed list: %v", err)
+	}
+	s.Config.AllowedSecretARNs = append(s.Config.AllowedSecretARNs, in.Source.ReplicationSecretARN, in.Target.AdminSecretARN)
+	if _, err := s.ValidateInput(context.Background(), raw); err != nil {
+		t.Fatalf("every secret allowed: %v", err)
 	}
 }

@@ -242,6 +242,10 @@ func (s *Steps) ValidateInput(ctx context.Context, raw json.RawMessage) (*Plan, 
 		}
 		return nil, err
 	}
+	if probs := s.secretsAllowed(in); len(probs) > 0 {
+		log.Warn("input rejected", "problems", len(probs))
+		return nil, sferr.NewInvalidInput(&InputError{Problems: probs})
+	}
 	p := &Plan{
 		MigrationID:   in.MigrationID,
 		Mode:          in.Mode,
@@ -256,4 +260,30 @@ func (s *Steps) ValidateInput(ctx context.Context, raw json.RawMessage) (*Plan, 
 	}
 	log.Info("input valid", "mode", p.Mode, "upgrade", p.Upgrade, "readers", in.Target.Readers)
 	return p, nil
+}
+
+// secretsAllowed refuses, before anything is created, a secret the
+// deployment does not let the Lambdas read (Config.AllowedSecretARNs, the
+// stack's secretArns): the run would otherwise fail later, at the first
+// connection, with an AccessDenied after the slot exists.
+func (s *Steps) secretsAllowed(in Input) []InputProblem {
+	if len(s.Config.AllowedSecretARNs) == 0 {
+		return nil
+	}
+	allowed := map[string]bool{}
+	for _, a := range s.Config.AllowedSecretARNs {
+		allowed[a] = true
+	}
+	var out []InputProblem
+	for _, f := range []struct{ field, arn string }{
+		{"/source/adminSecretArn", in.Source.AdminSecretARN},
+		{"/source/replicationSecretArn", in.Source.ReplicationSecretARN},
+		{"/target/adminSecretArn", in.Target.AdminSecretARN},
+	} {
+		if f.arn != "" && !allowed[f.arn] {
+			out = append(out, InputProblem{f.field, "is not among the secrets this deployment may read",
+				"give the full secret ARN (with its 6-character suffix) listed in the stack's secretArns context, or add it there and redeploy"})
+		}
+	}
+	return out
 }
