@@ -24,47 +24,13 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/seedrepl/seedrepl/internal/grants"
 	"github.com/seedrepl/seedrepl/statemachine"
 )
 
-// issueTable is the table of issue 5, verbatim: the contract the handlers
-// are bound by. Permissions must grant exactly this.
-var issueTable = map[string][]string{
-	"ValidateInput":            {},
-	"Preflight":                {"rds:DescribeDBInstances", "rds:DescribeDBParameters", "secretsmanager:GetSecretValue"},
-	"CreatePublicationAndSlot": {"rds:DescribeDBInstances", "secretsmanager:GetSecretValue"},
-	"CreateSnapshot":           {"rds:CreateDBSnapshot", "rds:AddTagsToResource", "rds:DescribeDBSnapshots"},
-	"PollSnapshot":             {"rds:DescribeDBSnapshots"},
-	"RestoreAuroraCluster":     {"rds:RestoreDBClusterFromSnapshot", "rds:AddTagsToResource", "rds:DescribeDBClusters", "rds:DescribeDBSnapshots"},
-	"PollAuroraCluster":        {"rds:DescribeDBClusters", "rds:DescribeDBInstances"},
-	"PollAuroraUpgrade":        {"rds:DescribeDBClusters", "rds:DescribeDBInstances"},
-	"CreateAuroraInstances":    {"rds:CreateDBInstance", "rds:AddTagsToResource", "rds:DescribeDBInstances"},
-	"PollAuroraInstances":      {"rds:DescribeDBInstances"},
-	"PollTempInstance":         {"rds:DescribeDBInstances"},
-	"UpgradeAuroraCluster":     {"rds:ModifyDBCluster", "rds:DescribeDBClusters"},
-	"RestoreTempInstance":      {"rds:RestoreDBInstanceFromDBSnapshot", "rds:AddTagsToResource", "rds:DescribeDBInstances"},
-	"ReadSeedLSN":              {"rds:DescribeDBInstances", "rds:DescribeDBClusters", "secretsmanager:GetSecretValue"},
-	"ProveSeed":                {"rds:DescribeDBInstances", "rds:DescribeDBClusters", "secretsmanager:GetSecretValue"},
-	"VerifyLag":                {"rds:DescribeDBInstances", "rds:DescribeDBClusters", "secretsmanager:GetSecretValue"},
-	"Validate":                 {"rds:DescribeDBInstances", "rds:DescribeDBClusters", "secretsmanager:GetSecretValue"},
-	"ConfigureSubscription":    {"rds:DescribeDBInstances", "rds:DescribeDBClusters", "secretsmanager:GetSecretValue"},
-	"DeleteTempInstance":       {"rds:DeleteDBInstance", "rds:DescribeDBInstances"},
-	"ConfigureDMS": {"dms:CreateEndpoint", "dms:CreateReplicationInstance", "dms:CreateReplicationTask",
-		"dms:StartReplicationTask", "dms:DescribeEndpoints", "dms:DescribeReplicationInstances",
-		"dms:DescribeReplicationTasks", "dms:AddTagsToResource", "iam:PassRole", "rds:DescribeDBInstances",
-		"rds:DescribeDBClusters", "secretsmanager:GetSecretValue"},
-	"PollDMSTask": {"dms:DescribeReplicationTasks", "dms:DescribeReplicationInstances"},
-	"Report":      {},
-	"Notify":      {"sns:Publish"},
-	"Teardown":    cleanupRow,
-	"Rollback":    cleanupRow,
-}
-
-var cleanupRow = []string{"rds:DeleteDBCluster", "rds:DeleteDBInstance", "rds:DeleteDBSnapshot",
-	"rds:DescribeDBClusters", "rds:DescribeDBInstances", "rds:DescribeDBSnapshots",
-	"dms:StopReplicationTask", "dms:DeleteReplicationTask", "dms:DeleteEndpoint", "dms:DeleteReplicationInstance",
-	"dms:DescribeEndpoints", "dms:DescribeReplicationInstances", "dms:DescribeReplicationTasks",
-	"secretsmanager:GetSecretValue"}
+// issueTable is the grants table (internal/grants), the contract the
+// handlers are bound by: permissions must grant exactly it.
+var issueTable = grants.Actions
 
 var testSecrets = []string{
 	"arn:aws:secretsmanager:eu-west-1:111122223333:secret:seedrepl/src-repl-AbCdEf",

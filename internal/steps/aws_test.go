@@ -12,46 +12,14 @@ import (
 	dmstypes "github.com/aws/aws-sdk-go-v2/service/databasemigrationservice/types"
 	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 
+	"github.com/seedrepl/seedrepl/internal/grants"
 	"github.com/seedrepl/seedrepl/internal/lsn"
 	"github.com/seedrepl/seedrepl/internal/pgops"
 	"github.com/seedrepl/seedrepl/internal/sferr"
 )
 
 // IAM is the table the CDK stack grants: each handler may call only these.
-var IAM = map[string][]string{
-	"ValidateInput":            {},
-	"Preflight":                {"rds:DescribeDBInstances", "rds:DescribeDBParameters", "secretsmanager:GetSecretValue"},
-	"CreatePublicationAndSlot": {"rds:DescribeDBInstances", "secretsmanager:GetSecretValue"},
-	"CreateSnapshot":           {"rds:CreateDBSnapshot", "rds:AddTagsToResource", "rds:DescribeDBSnapshots"},
-	"PollSnapshot":             {"rds:DescribeDBSnapshots"},
-	"RestoreAuroraCluster":     {"rds:RestoreDBClusterFromSnapshot", "rds:AddTagsToResource", "rds:DescribeDBClusters", "rds:DescribeDBSnapshots"},
-	"PollAuroraCluster":        {"rds:DescribeDBClusters", "rds:DescribeDBInstances"},
-	"PollAuroraUpgrade":        {"rds:DescribeDBClusters", "rds:DescribeDBInstances"},
-	"CreateAuroraInstances":    {"rds:CreateDBInstance", "rds:AddTagsToResource", "rds:DescribeDBInstances"},
-	"PollAuroraInstances":      {"rds:DescribeDBInstances"},
-	"PollTempInstance":         {"rds:DescribeDBInstances"},
-	"UpgradeAuroraCluster":     {"rds:ModifyDBCluster", "rds:DescribeDBClusters"},
-	"RestoreTempInstance":      {"rds:RestoreDBInstanceFromDBSnapshot", "rds:AddTagsToResource", "rds:DescribeDBInstances"},
-	"ReadSeedLSN":              {"rds:DescribeDBInstances", "rds:DescribeDBClusters", "secretsmanager:GetSecretValue"},
-	"ProveSeed":                {"rds:DescribeDBInstances", "rds:DescribeDBClusters", "secretsmanager:GetSecretValue"},
-	"VerifyLag":                {"rds:DescribeDBInstances", "rds:DescribeDBClusters", "secretsmanager:GetSecretValue"},
-	"Validate":                 {"rds:DescribeDBInstances", "rds:DescribeDBClusters", "secretsmanager:GetSecretValue"},
-	"ConfigureSubscription":    {"rds:DescribeDBInstances", "rds:DescribeDBClusters", "secretsmanager:GetSecretValue"},
-	"DeleteTempInstance":       {"rds:DeleteDBInstance", "rds:DescribeDBInstances"},
-	"ConfigureDMS": {"dms:CreateEndpoint", "dms:CreateReplicationInstance", "dms:CreateReplicationTask", "dms:StartReplicationTask",
-		"dms:DescribeEndpoints", "dms:DescribeReplicationInstances", "dms:DescribeReplicationTasks", "dms:AddTagsToResource",
-		"rds:DescribeDBInstances", "rds:DescribeDBClusters", "secretsmanager:GetSecretValue"},
-	"PollDMSTask": {"dms:DescribeReplicationTasks", "dms:DescribeReplicationInstances"},
-	"Report":      {},
-	"Notify":      {"sns:Publish"},
-	"Teardown":    rollbackIAM,
-	"Rollback":    rollbackIAM,
-}
-
-var rollbackIAM = []string{"rds:DeleteDBCluster", "rds:DeleteDBInstance", "rds:DeleteDBSnapshot",
-	"rds:DescribeDBClusters", "rds:DescribeDBInstances", "rds:DescribeDBSnapshots",
-	"dms:StopReplicationTask", "dms:DeleteReplicationTask", "dms:DeleteEndpoint", "dms:DeleteReplicationInstance",
-	"dms:DescribeReplicationTasks", "dms:DescribeEndpoints", "dms:DescribeReplicationInstances", "secretsmanager:GetSecretValue"}
+var IAM = grants.Actions
 
 // checkIAM fails the test if step called anything outside its grant.
 func checkIAM(t *testing.T, c *cloud, step string, mark int) {
