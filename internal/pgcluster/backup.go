@@ -285,6 +285,16 @@ func (r *Restored) installFunctions(ctx context.Context, schema, fn string, valu
 		// is hex digits and a slash only, checked by lsn.Parse.
 		stmts = append(stmts, fmt.Sprintf("CREATE OR REPLACE FUNCTION %s() RETURNS pg_lsn LANGUAGE sql IMMUTABLE AS $f$ SELECT '%s'::pg_lsn $f$",
 			qualified, value))
+		if schema != "" {
+			// Record an extension of the schema's name (owning nothing, no
+			// control file), so that `CREATE EXTENSION IF NOT EXISTS rds_tools`,
+			// the statement run on RDS, is a no-op here as it is there.
+			stmts = append(stmts, `INSERT INTO pg_catalog.pg_extension (oid, extname, extowner, extnamespace, extrelocatable, extversion)
+				SELECT (SELECT max(oid)::text::bigint + 1 FROM pg_catalog.pg_extension)::text::oid, n.nspname,
+				       (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user), n.oid, false, '1.0'
+				FROM pg_catalog.pg_namespace n
+				WHERE n.nspname = `+quoteIdentLiteral(schema)+` AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = n.nspname)`)
+		}
 		for _, s := range stmts {
 			if _, err := c.Exec(ctx, s); err != nil {
 				c.Close(ctx)
@@ -294,4 +304,14 @@ func (r *Restored) installFunctions(ctx context.Context, schema, fn string, valu
 		c.Close(ctx)
 	}
 	return nil
+}
+
+// quoteIdentLiteral quotes a name made of letters, digits and _ as a SQL literal.
+func quoteIdentLiteral(name string) string {
+	for _, r := range name {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			panic("quoteIdentLiteral: unexpected character in " + name)
+		}
+	}
+	return "'" + name + "'"
 }

@@ -52,6 +52,9 @@ func TestClusterBackupAndRestores(t *testing.T) {
 	if err := rc.QueryRow(ctx, "SELECT rds_tools.logical_seed_lsn()::text, (SELECT count(*) FROM t)").Scan(&seed, &n); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := rc.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS rds_tools"); err != nil {
+		t.Fatalf("the statement run on RDS fails on the local RDS restore: %v", err)
+	}
 	if seed != rds.ConsistentLSN.String() || n != 100 {
 		t.Errorf("seed %s rows %d; want %s and 100", seed, n, rds.ConsistentLSN)
 	}

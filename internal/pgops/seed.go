@@ -10,20 +10,13 @@ import (
 	"github.com/seedrepl/seedrepl/internal/lsn"
 )
 
-// ReadSeedLSN reads the seed on a copy restored from the snapshot as RDS
-// documents it: CREATE EXTENSION IF NOT EXISTS rds_tools; SELECT
-// rds_tools.logical_seed_lsn(). The extension is created only when the
-// function is missing, so the same statements run on RDS and on the local
-// RDS restore, which provides the function itself.
+// ReadSeedLSN reads the seed on a copy restored from the snapshot exactly as
+// RDS documents it: CREATE EXTENSION IF NOT EXISTS rds_tools; SELECT
+// rds_tools.logical_seed_lsn(). The local RDS restore provides the same
+// extension and function, so the same statements run locally and on AWS.
 func ReadSeedLSN(ctx context.Context, conn *pgx.Conn) (lsn.LSN, error) {
-	var present bool
-	if err := conn.QueryRow(ctx, `SELECT to_regproc('rds_tools.logical_seed_lsn') IS NOT NULL`).Scan(&present); err != nil {
-		return 0, err
-	}
-	if !present {
-		if _, err := conn.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS rds_tools`); err != nil {
-			return 0, fmt.Errorf("create extension rds_tools (is this an RDS for PostgreSQL copy of the snapshot?): %w", err)
-		}
+	if _, err := conn.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS rds_tools`); err != nil {
+		return 0, fmt.Errorf("create extension rds_tools (is this an RDS for PostgreSQL copy of the snapshot?): %w", err)
 	}
 	return queryLSN(ctx, conn, `SELECT rds_tools.logical_seed_lsn()::text`)
 }

@@ -564,12 +564,6 @@ func (s *Server) restoreDBInstanceFromDBSnapshot(f form) ([]any, *apiError) {
 		var r *pgcluster.Restored
 		if err == nil {
 			r, err = pgcluster.RestoreRDS(ctx, backup, pgcluster.Options{Name: "rds", BaseDir: dir, Logf: s.logf})
-			if err == nil {
-				if err = registerRDSTools(ctx, r); err != nil {
-					_ = r.Remove()
-					r = nil
-				}
-			}
 		}
 		s.mu.Lock()
 		sn.users--
