@@ -169,15 +169,21 @@ func rewrap(err error, inner error) error {
 	return &Terminal{c}
 }
 
-// Error codes of AWS services that mean "try again later": a resource in a
-// passing state, throttling the SDK gave up on, capacity that comes back.
+// Error codes that mean a resource is in a passing state (a backup window,
+// a task still stopping, an instance still creating): NotReadyYet, whose
+// retry budget (minutes) outlasts such states, unlike Transient's.
+var notReadyAWSCodes = map[string]bool{
+	"InvalidDBInstanceState":      true, // rds: e.g. backing-up during the automated backup window
+	"InvalidDBInstanceStateFault": true,
+	"InvalidDBClusterStateFault":  true,
+	"InvalidDBSnapshotState":      true,
+	"InvalidDBSnapshotStateFault": true,
+	"InvalidResourceStateFault":   true, // dms: e.g. the task is still stopping
+}
+
+// Error codes of AWS services that mean "try again soon": throttling the
+// SDK gave up on, capacity that comes back, a service hiccup.
 var transientAWSCodes = map[string]bool{
-	"InvalidDBInstanceState":             true, // rds: e.g. a snapshot is being taken of it
-	"InvalidDBInstanceStateFault":        true,
-	"InvalidDBClusterStateFault":         true,
-	"InvalidDBSnapshotState":             true,
-	"InvalidDBSnapshotStateFault":        true,
-	"InvalidResourceStateFault":          true, // dms: e.g. the task is still stopping
 	"InsufficientDBInstanceCapacity":     true,
 	"InsufficientDBClusterCapacityFault": true,
 	"InsufficientResourceCapacityFault":  true, // dms
@@ -232,6 +238,9 @@ func Classify(err error) error {
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		code := apiErr.ErrorCode()
+		if notReadyAWSCodes[code] {
+			return &NotReadyYet{c}
+		}
 		if transientAWSCodes[code] {
 			return &Transient{c}
 		}

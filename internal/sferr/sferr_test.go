@@ -40,8 +40,8 @@ var cases = []struct {
 	{"conflict", fmt.Errorf("slot: %w", &pgops.ConflictError{Object: "replication slot x", Reason: "in use", Fix: "stop it"}), "ResourceFailed"},
 	{"declared, wrapped", fmt.Errorf("validate: %w", sferr.ValidationFailedf("table public.t differs")), "ValidationFailed"},
 	{"declared, joined", errors.Join(errors.New("a"), sferr.InvalidInputf("/mode: want subscription or dms")), "InvalidInput"},
-	{"rds instance state", &rdstypes.InvalidDBInstanceStateFault{Message: ptr("DB instance is not available")}, "Transient"},
-	{"rds cluster state", fmt.Errorf("modify: %w", &rdstypes.InvalidDBClusterStateFault{Message: ptr("busy")}), "Transient"},
+	{"rds instance state", &rdstypes.InvalidDBInstanceStateFault{Message: ptr("DB instance is not available")}, "NotReadyYet"}, // e.g. backing-up: a passing state, retried for minutes
+	{"rds cluster state", fmt.Errorf("modify: %w", &rdstypes.InvalidDBClusterStateFault{Message: ptr("busy")}), "NotReadyYet"},
 	{"throttling", &smithy.GenericAPIError{Code: "Throttling", Message: "Rate exceeded"}, "Transient"},
 	{"sdk gave up", &retry.MaxAttemptsError{Attempt: 3, Err: errors.New("503")}, "Transient"},
 	{"quota", &rdstypes.StorageQuotaExceededFault{Message: ptr("quota")}, "ResourceFailed"},

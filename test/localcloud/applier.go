@@ -171,6 +171,7 @@ func (a *applier) run(ctx context.Context) {
 		return
 	}
 	backoff := 200 * time.Millisecond
+	failedConnects := 0
 	for sessions := 0; ctx.Err() == nil; sessions++ {
 		if sessions > 0 {
 			a.mu.Lock()
@@ -186,6 +187,21 @@ func (a *applier) run(ctx context.Context) {
 			a.fail(err)
 			return
 		}
+		// Like DMS, a task whose endpoint cannot be reached fails after a
+		// bounded number of attempts instead of "starting" forever.
+		a.mu.Lock()
+		started := a.started
+		a.mu.Unlock()
+		if !started {
+			if failedConnects++; failedConnects >= maxConnectAttempts {
+				err = fmt.Errorf("could not connect after %d attempts: %w", failedConnects, err)
+				log.Error("applier failed", "error", err)
+				a.fail(err)
+				return
+			}
+		} else {
+			failedConnects = 0
+		}
 		log.Warn("applier session ended; reconnecting", "error", err, "backoff", backoff.String())
 		a.mu.Lock()
 		a.counters.LastError = err.Error()
@@ -198,6 +214,9 @@ func (a *applier) run(ctx context.Context) {
 		}
 	}
 }
+
+// maxConnectAttempts bounds the sessions a task that never started may try.
+const maxConnectAttempts = 6
 
 func (a *applier) fail(err error) {
 	a.mu.Lock()

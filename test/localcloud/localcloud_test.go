@@ -760,6 +760,54 @@ func TestLocalCloud(t *testing.T) {
 		execSQL(t, ctx, sc, `SELECT pg_drop_replication_slot('early_slot')`)
 	})
 
+	t.Run("a task whose source cannot be reached fails instead of starting forever", func(t *testing.T) {
+		srcEP, err := c.dms.CreateEndpoint(ctx, &dms.CreateEndpointInput{EndpointIdentifier: aws.String("tls-source"),
+			EndpointType: dmstypes.ReplicationEndpointTypeValueSource, EngineName: aws.String("postgres"),
+			ServerName: aws.String("127.0.0.1"), Port: aws.Int32(int32(src.Port)), Username: aws.String("postgres"), Password: aws.String(src.Password),
+			DatabaseName: aws.String("app"), SslMode: dmstypes.DmsSslModeValueRequire, // the local source has no TLS
+			PostgreSQLSettings: &dmstypes.PostgreSQLSettings{SlotName: aws.String("no_such_slot_needed")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eps, err := c.dms.DescribeEndpoints(ctx, &dms.DescribeEndpointsInput{Filters: []dmstypes.Filter{{Name: aws.String("endpoint-id"), Values: []string{"m1-target"}}}})
+		if err != nil || len(eps.Endpoints) != 1 {
+			t.Fatalf("DescribeEndpoints: %v", err)
+		}
+		ris, err := c.dms.DescribeReplicationInstances(ctx, &dms.DescribeReplicationInstancesInput{})
+		if err != nil || len(ris.ReplicationInstances) != 1 {
+			t.Fatalf("DescribeReplicationInstances: %v", err)
+		}
+		task, err := c.dms.CreateReplicationTask(ctx, &dms.CreateReplicationTaskInput{ReplicationTaskIdentifier: aws.String("tls-cdc"),
+			SourceEndpointArn: srcEP.Endpoint.EndpointArn, TargetEndpointArn: eps.Endpoints[0].EndpointArn,
+			ReplicationInstanceArn: ris.ReplicationInstances[0].ReplicationInstanceArn, MigrationType: dmstypes.MigrationTypeValueCdc,
+			TableMappings:    aws.String(`{"rules":[{"rule-type":"selection","rule-id":"1","rule-name":"1","object-locator":{"schema-name":"public","table-name":"items"},"rule-action":"include"}]}`),
+			CdcStartPosition: aws.String(seed.String())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		arn := task.ReplicationTask.ReplicationTaskArn
+		describe := func() *dmstypes.ReplicationTask {
+			d, err := c.dms.DescribeReplicationTasks(ctx, &dms.DescribeReplicationTasksInput{Filters: []dmstypes.Filter{{Name: aws.String("replication-task-arn"), Values: []string{*arn}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return &d.ReplicationTasks[0]
+		}
+		waitFor(t, "tls task ready", 30*time.Second, func() (bool, string) { s := aws.ToString(describe().Status); return s == "ready", s })
+		if _, err := c.dms.StartReplicationTask(ctx, &dms.StartReplicationTaskInput{ReplicationTaskArn: arn,
+			StartReplicationTaskType: dmstypes.StartReplicationTaskTypeValueStartReplication}); err != nil {
+			t.Fatal(err)
+		}
+		var last *dmstypes.ReplicationTask
+		waitFor(t, "tls task failed", 60*time.Second, func() (bool, string) { last = describe(); s := aws.ToString(last.Status); return s == "failed", s })
+		if msg := aws.ToString(last.LastFailureMessage); !strings.Contains(msg, "TLS") {
+			t.Errorf("failure message %q does not name the TLS refusal", msg)
+		}
+		if _, err := c.dms.DeleteReplicationTask(ctx, &dms.DeleteReplicationTaskInput{ReplicationTaskArn: arn}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("teardown", func(t *testing.T) {
 		for _, id := range []string{"aurora-m1-writer", "aurora-m1-reader-1"} {
 			if _, err := c.rds.DeleteDBInstance(ctx, &rds.DeleteDBInstanceInput{DBInstanceIdentifier: aws.String(id), SkipFinalSnapshot: aws.Bool(true)}); err != nil {
