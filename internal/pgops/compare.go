@@ -52,7 +52,21 @@ func SourceDigest(ctx context.Context, conn *pgx.Conn, t Table) (Digest, lsn.LSN
 		return d, 0, fmt.Errorf("digest %s: %w", t, err)
 	}
 	at, err := lsn.Parse(pos)
-	return d, at, err
+	return d, recordEnd(at), err
+}
+
+// walPageSize is PostgreSQL's XLOG_BLCKSZ (8 kB in every RDS and Aurora build).
+const walPageSize = 8192
+
+// recordEnd turns an insert position into the end of the last record: right
+// after a page boundary the insert position has skipped the next page's
+// header (24 bytes, 40 at a segment start), which no record ends in, so a
+// slot would never confirm it until something else is written.
+func recordEnd(pos lsn.LSN) lsn.LSN {
+	if off := uint64(pos) % walPageSize; off > 0 && off <= 40 {
+		return pos - lsn.LSN(off)
+	}
+	return pos
 }
 
 // Verdict of one table's comparison.

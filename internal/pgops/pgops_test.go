@@ -281,3 +281,16 @@ func TestOperations(t *testing.T) {
 		}
 	})
 }
+
+func TestRecordEnd(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"0/3002018", "0/3002000"}, // after a short page header
+		{"0/4000028", "0/4000000"}, // after a long (segment) header
+		{"0/3002100", "0/3002100"}, // mid-page: unchanged
+		{"0/3002000", "0/3002000"},
+	} {
+		if got := recordEnd(lsn.MustParse(c.in)); got.String() != c.want {
+			t.Errorf("recordEnd(%s) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}
