@@ -87,7 +87,6 @@ func summarize(d time.Duration, m progressModel) simSummary {
 	return s
 }
 
-
 // PollingFigures is the mean cost (state transitions: Wait, Task and Choice
 // per poll) and the mean delay between completion and the poll that notices
 // it, for an operation of duration d, with AWS reporting linear progress or none.

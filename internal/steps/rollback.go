@@ -142,16 +142,9 @@ func (s *Steps) release(ctx context.Context, st State, step string) (*RollbackRe
 		r.res.SlotGone = true
 	}
 
-	// 5. The temporary instance, 6. the Aurora instances, 7. the cluster.
-	for _, id := range []string{n.TempInstance, n.Writer} {
-		s.releaseInstance(ctx, r, in.MigrationID, id)
-	}
-	for _, id := range n.Readers {
-		s.releaseInstance(ctx, r, in.MigrationID, id)
-	}
-	s.releaseCluster(ctx, r, in.MigrationID, n)
-
-	// 8. The snapshot.
+	// 5. The snapshot, before the instances: a restore call still in flight
+	// from a failed Parallel then either fails (no snapshot) or made an
+	// instance that the listing below sees.
 	if sn, err := s.describeSnapshot(ctx, n.Snapshot); err != nil {
 		r.failed("snapshot "+n.Snapshot, err)
 	} else if sn == nil {
@@ -164,6 +157,15 @@ func (s *Steps) release(ctx context.Context, st State, step string) (*RollbackRe
 		_, err := s.RDS.DeleteDBSnapshot(ctx, &rds.DeleteDBSnapshotInput{DBSnapshotIdentifier: aws.String(n.Snapshot)})
 		r.deleteResult("snapshot "+n.Snapshot, err, []string{codeSnapshotNotFound}, []string{codeInvalidSnapshotSt})
 	}
+
+	// 6. The temporary instance, 7. the Aurora instances, 8. the cluster.
+	for _, id := range []string{n.TempInstance, n.Writer} {
+		s.releaseInstance(ctx, r, in.MigrationID, id)
+	}
+	for _, id := range n.Readers {
+		s.releaseInstance(ctx, r, in.MigrationID, id)
+	}
+	s.releaseCluster(ctx, r, in.MigrationID, n)
 
 	// 9. DMS endpoints and replication instance.
 	if s.DMS != nil {
