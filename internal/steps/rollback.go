@@ -18,8 +18,9 @@ import (
 // partial state the failure left, in the safe order: DMS task, subscription
 // on the target (detached: no source needed), the slot on the source (the
 // critical one: a forgotten slot fills the production disk), the
-// publication, the temporary instance, the Aurora instances and cluster,
-// the snapshot, the DMS endpoints and replication instance. Everything is
+// publication, the snapshot (before the instances: a restore still in
+// flight cannot then leave one behind), the temporary instance, the Aurora
+// instances and cluster, the DMS endpoints and replication instance. Everything is
 // found by its deterministic name (the document may lack the results of a
 // failed Parallel branch); nothing without this migration's tag is touched;
 // "not found" is fine.
