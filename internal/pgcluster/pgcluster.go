@@ -8,7 +8,6 @@
 package pgcluster
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -172,29 +171,7 @@ func serverUser() (osUser, error) {
 
 // run runs a PostgreSQL binary as the server user and returns its combined output.
 func run(ctx context.Context, bin string, args ...string) ([]byte, error) {
-	dir, err := BinDir()
-	if err != nil {
-		return nil, err
-	}
-	u, err := serverUser()
-	if err != nil {
-		return nil, err
-	}
-	path := filepath.Join(dir, bin)
-	var cmd *exec.Cmd
-	if u.viaRoot {
-		cmd = exec.CommandContext(ctx, "runuser", append([]string{"-u", u.name, "--", path}, args...)...)
-	} else {
-		cmd = exec.CommandContext(ctx, path, args...)
-	}
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "TZ=UTC")
-	cmd.Dir = "/"
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return out.Bytes(), fmt.Errorf("%s %s: %w\n%s", bin, strings.Join(args, " "), err, tail(out.String(), 2000))
-	}
-	return out.Bytes(), nil
+	return runEnv(ctx, nil, bin, args...)
 }
 
 func tail(s string, n int) string {
