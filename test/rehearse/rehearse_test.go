@@ -187,6 +187,25 @@ func TestRehearsalAdoptedSourceKeepAndDown(t *testing.T) {
 	if err != nil || !alive(d.PID) {
 		t.Fatalf("the background process is not running after a KEEP=1 rehearsal: %v", err)
 	}
+	// No secret in the execution input, the handlers' logs or the report
+	// (but target.dsn, the local throwaway credentials KEEP=1 asks for).
+	r.Target = nil
+	reportNoTarget, _ := json.Marshal(r)
+	for name, content := range map[string][]byte{"report without target.dsn": reportNoTarget} {
+		if strings.Contains(string(content), src.Password) {
+			t.Errorf("%s holds the source's password", name)
+		}
+	}
+	for _, f := range []string{"input-subscription.json", "handlers.log"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), src.Password) {
+			t.Errorf("%s holds the source's password", f)
+		}
+	}
+	r = readReport(t, dir, "subscription")
 
 	// The target still replicates after the command returned.
 	sconn, err := src.Connect(ctx, "shop")
