@@ -48,3 +48,26 @@ func TestInvokerClassifiesErrors(t *testing.T) {
 		t.Fatalf("ValidateInput of a bad input: %v (name %q)", err, sferr.Name(err))
 	}
 }
+
+// Every log line of a step carries the run's labels: migrationId, executionId, step.
+func TestLogLinesCarryTheRunsLabels(t *testing.T) {
+	var buf strings.Builder
+	s := &steps.Steps{Log: slog.New(slog.NewJSONHandler(&buf, nil))}
+	doc := `{"migrationId":"orders-1","mode":"subscription","executionId":"arn:aws:states:us-east-1:000000000000:execution:seedrepl-migration:x"}`
+	if _, err := Invokers(s)["Report"](context.Background(), json.RawMessage(doc)); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) == 0 || lines[0] == "" {
+		t.Fatal("no log line")
+	}
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not JSON: %s", l)
+		}
+		if m["migrationId"] != "orders-1" || m["executionId"] == nil || m["executionId"] == "" || m["step"] != "Report" {
+			t.Errorf("line without the run's labels: %s", l)
+		}
+	}
+}

@@ -43,6 +43,10 @@ func New(ctx context.Context) (*steps.Steps, error) {
 func Wrap[T, R any](step string, log *slog.Logger, h func(context.Context, T) (R, error)) func(context.Context, T) (R, error) {
 	return func(ctx context.Context, in T) (R, error) {
 		start := time.Now()
+		log := log
+		if st, ok := any(in).(steps.State); ok { // every line carries the run's labels
+			log = log.With("migrationId", st.MigrationID, "executionId", st.ExecutionID)
+		}
 		out, err := h(ctx, in)
 		reqID := ""
 		if lc, ok := lambdacontext.FromContext(ctx); ok {

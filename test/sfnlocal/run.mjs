@@ -209,7 +209,23 @@ function eventLine(ev) {
   return out;
 }
 
-const execution = machine.run(input, { overrides: { taskResourceLocalHandlers } });
+// The Context Object as Step Functions fills it (the engine leaves
+// Execution.Id empty): the definition reads $$.Execution.Id.
+const executionName = `local-${Date.now()}-${process.pid}`;
+const context = {
+  Execution: {
+    Id: `arn:aws:states:us-east-1:000000000000:execution:seedrepl-migration:${executionName}`,
+    Name: executionName,
+    Input: input,
+    StartTime: new Date().toISOString(),
+    RoleArn: 'arn:aws:iam::000000000000:role/seedrepl-migration',
+  },
+  StateMachine: {
+    Id: 'arn:aws:states:us-east-1:000000000000:stateMachine:seedrepl-migration',
+    Name: 'seedrepl-migration',
+  },
+};
+const execution = machine.run(input, { overrides: { taskResourceLocalHandlers }, context });
 let failed = null;
 try {
   for await (const ev of execution.eventLogs) {
