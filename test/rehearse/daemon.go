@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -173,4 +172,3 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-var errBusy = errors.New("busy")
