@@ -34,18 +34,19 @@ var catchToNotify = map[string]string{
 	"Rollback":      "a failed rollback is reported, never retried in a loop",
 }
 
-// resultPaths is the document contract of internal/steps/state.go.
-var resultPaths = map[string]any{
-	"ValidateInput": "$.plan", "Preflight": "$.preflight", "CreatePublicationAndSlot": "$.slot",
-	"CreateSnapshot": "$.snapshot", "PollSnapshot": "$.snapshot",
-	"RestoreAuroraCluster": "$.aurora", "PollAuroraCluster": "$.aurora", "UpgradeAuroraCluster": "$.aurora", "PollAuroraUpgrade": "$.aurora",
-	"CreateAuroraInstances": "$.auroraInstances", "PollAuroraInstances": "$.auroraInstances",
-	"RestoreTempInstance": "$.temp", "PollTempInstance": "$.temp", "DeleteTempInstance": "$.temp",
-	"ReadSeedLSN": "$.seed", "ProveSeed": "$.proof",
-	"ConfigureSubscription": "$.replication", "ConfigureDMS": "$.replication", "PollDMSTask": "$.replication",
-	"VerifyLag": "$.lag", "Validate": "$.validation", "Report": "$.report",
-	"Rollback": "$.rollback", "Teardown": "$.teardown", "Notify": nil,
-}
+// resultPaths is the document contract of internal/steps/state.go, as
+// statemachine.Functions records it: "$.<key>", or nil (discarded).
+var resultPaths = func() map[string]any {
+	m := map[string]any{}
+	for _, f := range statemachine.Functions {
+		if f.ResultKey == "" {
+			m[f.Name] = nil
+		} else {
+			m[f.Name] = "$." + f.ResultKey
+		}
+	}
+	return m
+}()
 
 type state struct {
 	Type           string

@@ -10,38 +10,42 @@ type Function struct {
 	Name        string
 	Dir         string
 	Placeholder string
+	// ResultKey is where the state writes its result in the document
+	// (ResultPath "$.<key>", the contract of internal/steps/state.go);
+	// empty: the result is discarded (ResultPath null).
+	ResultKey string
 }
 
 // Functions lists every Lambda of the workflow, one per Task state name.
 // State names, lambda folders and internal/steps functions use the same words.
 var Functions = []Function{
-	fn("ValidateInput", "validate-input"),
-	fn("Preflight", "preflight"),
-	fn("CreatePublicationAndSlot", "create-publication-and-slot"),
-	fn("CreateSnapshot", "create-snapshot"),
-	fn("PollSnapshot", "poll-snapshot"),
-	fn("RestoreAuroraCluster", "restore-aurora-cluster"),
-	fn("PollAuroraCluster", "poll-aurora-cluster"),
-	fn("CreateAuroraInstances", "create-aurora-instances"),
-	fn("PollAuroraInstances", "poll-aurora-instances"),
-	fn("UpgradeAuroraCluster", "upgrade-aurora-cluster"),
-	fn("PollAuroraUpgrade", "poll-aurora-upgrade"),
-	fn("RestoreTempInstance", "restore-temp-instance"),
-	fn("PollTempInstance", "poll-temp-instance"),
-	fn("ReadSeedLSN", "read-seed-lsn"),
-	fn("DeleteTempInstance", "delete-temp-instance"),
-	fn("ProveSeed", "prove-seed"),
-	fn("ConfigureSubscription", "configure-subscription"),
-	fn("ConfigureDMS", "configure-dms"),
-	fn("PollDMSTask", "poll-dms-task"),
-	fn("VerifyLag", "verify-lag"),
-	fn("Validate", "validate"),
-	fn("Report", "report"),
-	fn("Notify", "notify"),
-	fn("Teardown", "teardown"),
-	fn("Rollback", "rollback"),
+	fn("ValidateInput", "validate-input", "plan"),
+	fn("Preflight", "preflight", "preflight"),
+	fn("CreatePublicationAndSlot", "create-publication-and-slot", "slot"),
+	fn("CreateSnapshot", "create-snapshot", "snapshot"),
+	fn("PollSnapshot", "poll-snapshot", "snapshot"),
+	fn("RestoreAuroraCluster", "restore-aurora-cluster", "aurora"),
+	fn("PollAuroraCluster", "poll-aurora-cluster", "aurora"),
+	fn("CreateAuroraInstances", "create-aurora-instances", "auroraInstances"),
+	fn("PollAuroraInstances", "poll-aurora-instances", "auroraInstances"),
+	fn("UpgradeAuroraCluster", "upgrade-aurora-cluster", "aurora"),
+	fn("PollAuroraUpgrade", "poll-aurora-upgrade", "aurora"),
+	fn("RestoreTempInstance", "restore-temp-instance", "temp"),
+	fn("PollTempInstance", "poll-temp-instance", "temp"),
+	fn("ReadSeedLSN", "read-seed-lsn", "seed"),
+	fn("DeleteTempInstance", "delete-temp-instance", "temp"),
+	fn("ProveSeed", "prove-seed", "proof"),
+	fn("ConfigureSubscription", "configure-subscription", "replication"),
+	fn("ConfigureDMS", "configure-dms", "replication"),
+	fn("PollDMSTask", "poll-dms-task", "replication"),
+	fn("VerifyLag", "verify-lag", "lag"),
+	fn("Validate", "validate", "validation"),
+	fn("Report", "report", "report"),
+	fn("Notify", "notify", ""),
+	fn("Teardown", "teardown", "teardown"),
+	fn("Rollback", "rollback", "rollback"),
 }
 
-func fn(name, dir string) Function {
-	return Function{Name: name, Dir: dir, Placeholder: name + "FunctionArn"}
+func fn(name, dir, resultKey string) Function {
+	return Function{Name: name, Dir: dir, Placeholder: name + "FunctionArn", ResultKey: resultKey}
 }

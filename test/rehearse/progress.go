@@ -11,18 +11,6 @@ import (
 	"github.com/seedrepl/seedrepl/test/sfnlocal"
 )
 
-// resultKeys: where each Task state writes its result (internal/steps/state.go).
-var resultKeys = map[string]string{
-	"ValidateInput": "plan", "Preflight": "preflight", "CreatePublicationAndSlot": "slot",
-	"CreateSnapshot": "snapshot", "PollSnapshot": "snapshot",
-	"RestoreAuroraCluster": "aurora", "PollAuroraCluster": "aurora", "UpgradeAuroraCluster": "aurora", "PollAuroraUpgrade": "aurora",
-	"CreateAuroraInstances": "auroraInstances", "PollAuroraInstances": "auroraInstances",
-	"RestoreTempInstance": "temp", "PollTempInstance": "temp", "DeleteTempInstance": "temp",
-	"ReadSeedLSN": "seed", "ProveSeed": "proof", "ConfigureSubscription": "replication", "ConfigureDMS": "replication",
-	"PollDMSTask": "replication", "VerifyLag": "lag", "Validate": "validation", "Report": "report",
-	"Rollback": "rollback", "Teardown": "teardown",
-}
-
 // phaseStates group the states into the phases the report times.
 var phaseStates = []struct {
 	name   string
@@ -117,8 +105,9 @@ func firstLineOf(s string) string {
 
 // summarize picks the few figures of a state's result worth a line.
 func summarize(state string, out json.RawMessage) string {
-	key, ok := resultKeys[state]
-	if !ok || len(out) == 0 {
+	f, ok := statemachine.FunctionByName(state)
+	key := f.ResultKey
+	if !ok || key == "" || len(out) == 0 {
 		return ""
 	}
 	var doc map[string]json.RawMessage
