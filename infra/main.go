@@ -43,5 +43,6 @@ func run() error {
 	}
 	stack.ApplyNag(app, true)
 	app.Synth(nil)
+	stack.RemoveStubs()
 	return nil
 }

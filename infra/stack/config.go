@@ -426,6 +426,14 @@ var (
 	stubErr  error
 )
 
+// RemoveStubs deletes the stub directory, if one was made. Call it after
+// app.Synth: the assets are copied into the cloud assembly by then.
+func RemoveStubs() {
+	if stubPath != "" {
+		_ = os.RemoveAll(stubPath)
+	}
+}
+
 // rehearsalInput accepts inline JSON or a path (relative to the repo root) to
 // a JSON file, and requires a JSON object with "rehearsal": true.
 func (p *problems) rehearsalInput(v, repoRoot string) string {

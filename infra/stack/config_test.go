@@ -109,6 +109,7 @@ func TestConfigDefaultsAndParsing(t *testing.T) {
 }
 
 func TestStubMissingCode(t *testing.T) {
+	t.Cleanup(RemoveStubs)
 	root := t.TempDir()
 	ctx := testContext(filepath.Join(root, "dist"))
 	ctx[KeyStubMissingCode] = "true"
