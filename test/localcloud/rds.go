@@ -514,22 +514,8 @@ func (s *Server) restoreDBClusterFromSnapshot(f form) ([]any, *apiError) {
 	}
 	s.clusters[id] = c
 	s.tags[c.arn] = mergeTags(nil, f.tags("Tags"))
-	backup := sn.backup
-	s.background("restore cluster "+id, func(ctx context.Context) {
-		dir, err := s.subDir("aurora", id)
-		var r *pgcluster.Restored
-		if err == nil {
-			r, err = pgcluster.RestoreAurora(ctx, backup, pgcluster.Options{Name: "aurora", BaseDir: dir, Logf: s.logf})
-		}
-		s.mu.Lock()
-		sn.users--
+	s.restoreInBackground("aurora", id, sn, pgcluster.RestoreAurora, func(r *pgcluster.Restored, err error, dir string) {
 		c.restored, c.err, c.done, c.dir = r, err, true, dir
-		s.mu.Unlock()
-		if err != nil {
-			s.log.Error("cluster restore failed", "cluster", id, "error", err)
-		} else {
-			s.log.Info("cluster restored", "cluster", id, "port", r.Port, "ownStart", r.OwnStartLSN.String())
-		}
 	})
 	return []any{s.renderCluster(c, now)}, nil
 }
@@ -558,22 +544,8 @@ func (s *Server) restoreDBInstanceFromDBSnapshot(f form) ([]any, *apiError) {
 		dbName:     sn.dbName, masterUser: sn.masterUser, resourceID: "db-" + strings.ToUpper(randomSuffix(26))}
 	s.instances[id] = i
 	s.tags[i.arn] = mergeTags(nil, f.tags("Tags"))
-	backup := sn.backup
-	s.background("restore instance "+id, func(ctx context.Context) {
-		dir, err := s.subDir("rds", id)
-		var r *pgcluster.Restored
-		if err == nil {
-			r, err = pgcluster.RestoreRDS(ctx, backup, pgcluster.Options{Name: "rds", BaseDir: dir, Logf: s.logf})
-		}
-		s.mu.Lock()
-		sn.users--
+	s.restoreInBackground("rds", id, sn, pgcluster.RestoreRDS, func(r *pgcluster.Restored, err error, dir string) {
 		i.restored, i.err, i.done, i.dir = r, err, true, dir
-		s.mu.Unlock()
-		if err != nil {
-			s.log.Error("instance restore failed", "instance", id, "error", err)
-		} else {
-			s.log.Info("instance restored", "instance", id, "port", r.Port, "seed", r.ConsistentLSN.String())
-		}
 	})
 	return []any{s.renderInstance(i, now)}, nil
 }
@@ -1099,4 +1071,29 @@ func compareVersions(a, b []int) int {
 		}
 	}
 	return 0
+}
+
+// restoreInBackground restores the snapshot's backup into a new cluster
+// (kind "aurora" or "rds") off the request path; done records the outcome
+// under the server's lock, when the snapshot is released.
+func (s *Server) restoreInBackground(kind, id string, sn *dbSnapshot,
+	restore func(context.Context, *pgcluster.Backup, pgcluster.Options) (*pgcluster.Restored, error),
+	done func(r *pgcluster.Restored, err error, dir string)) {
+	backup := sn.backup
+	s.background("restore "+kind+" "+id, func(ctx context.Context) {
+		dir, err := s.subDir(kind, id)
+		var r *pgcluster.Restored
+		if err == nil {
+			r, err = restore(ctx, backup, pgcluster.Options{Name: kind, BaseDir: dir, Logf: s.logf})
+		}
+		s.mu.Lock()
+		sn.users--
+		done(r, err, dir)
+		s.mu.Unlock()
+		if err != nil {
+			s.log.Error("restore failed", "kind", kind, "id", id, "error", err)
+		} else {
+			s.log.Info("restored", "kind", kind, "id", id, "port", r.Port, "consistent", r.ConsistentLSN.String(), "ownStart", r.OwnStartLSN.String())
+		}
+	})
 }
